@@ -57,3 +57,37 @@ class ProbeConfig:
         d["grid"] = list(self.grid)
         d["lrs"] = None if self.lrs is None else list(self.lrs)
         return d
+
+
+#: Optimizers whose stability thresholds v1 can answer for (contract §2).
+SUPPORTED_OPTIMIZERS = ("sgd", "gd")
+
+
+def check_optimizer(name: str = "sgd", momentum: float = 0.0, dampening: float = 0.0,
+                    nesterov: bool = False) -> None:
+    """Refuse optimizer settings whose thresholds v1 cannot answer for (contract §2).
+
+    Args:
+        name: optimizer name (``"sgd"`` or ``"gd"``).
+        momentum: heavy-ball β, in ``[0, 1)``.
+        dampening: must be 0.
+        nesterov: must be False.
+
+    Raises:
+        InputError: naming the option, with a hint.
+    """
+    import math
+
+    from .errors import InputError
+
+    hint = ("etafinder v1 answers for full-batch gradient descent and heavy-ball momentum "
+            "(torch.optim.SGD(momentum=β, dampening=0, nesterov=False)) only.")
+    if name.lower() not in SUPPORTED_OPTIMIZERS:
+        raise InputError(f"--optimizer {name}: not supported in v1; expected one of "
+                         f"{', '.join(SUPPORTED_OPTIMIZERS)}", hint)
+    if not (math.isfinite(momentum) and 0.0 <= momentum < 1.0):
+        raise InputError(f"--momentum {momentum}: expected a number in [0, 1)", hint)
+    if dampening != 0.0:
+        raise InputError(f"--dampening {dampening}: v1 supports dampening=0 only", hint)
+    if nesterov:
+        raise InputError("--nesterov: Nesterov momentum is not supported in v1", hint)
