@@ -174,3 +174,28 @@ def output_hvp(loss: Loss, output: Tensor, target: Tensor, u: Tensor, weight: fl
     if hu is None:  # the loss is linear in the output
         return torch.zeros_like(u)
     return weight * hu
+
+
+def constant_loss(loss: Loss, targets: Tensor) -> float | None:
+    """The loss of the best constant predictor: the trivial solution a collapsed run ends at.
+
+    Args:
+        loss: the loss.
+        targets: all probe-set targets.
+
+    Returns:
+        mse: the targets' per-output variance, averaged over outputs; cross_entropy: the entropy of the
+        mean label distribution (log K for balanced classes); ``None`` for a callable loss.
+    """
+    if loss.name == "mse":
+        t = targets.to(torch.float64)
+        return float(t.var(dim=0, unbiased=False).mean()) if t.ndim > 0 else 0.0
+    if loss.name == "cross_entropy":
+        if targets.is_floating_point():  # probabilities shaped like the outputs, class dim 1
+            p = _class_last(targets.to(torch.float64)).mean(0)
+        else:
+            flat = targets.reshape(-1)
+            p = torch.bincount(flat).to(torch.float64) / flat.numel()
+        p = p[p > 0]
+        return float(-(p * p.log()).sum())
+    return None

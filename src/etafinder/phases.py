@@ -1,0 +1,194 @@
+"""Phase labels for probe runs: lazy, catapult, divergent (Lewkowycz et al. 2020, arXiv:2003.02218).
+
+For (S)GD the top NTK/Gauss–Newton eigenvalue λ₀ at the start sets three phases (with heavy-ball momentum β
+every threshold scales by 1+β):
+
+* **lazy**, η < 2(1+β)/λ₀: the loss falls, the curvature stays put;
+* **catapult**, 2(1+β)/λ₀ < η < η_max: the loss first grows while the curvature falls, then the run
+  converges once λ < 2(1+β)/η, in a flatter region;
+* **divergent**, η > η_max: the loss (and curvature) blow up.
+
+The labels are read off the loss trace **and** the curvature (a loss spike alone is not a catapult). Every
+number behind "significant", "well above" and "converges" is a named constant below; they are written into
+every report and decide ``etafinder check``'s exit code. They are ratios of losses, never absolute values,
+so they hold for cross-entropy (whose loss grows slowly) as for mse.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .types import Phase, ProbeTrace
+
+#: The loss "rises well above its start" when its peak exceeds (1 + RISE) × the start loss. Below that a
+#: run has no significant rise. One constant for both, so no run falls between the definitions.
+RISE = 0.1
+#: A run "grows without bound" once its loss exceeds DIVERGE × max(start loss, constant-predictor loss).
+#: A catapult's peak grows with width (≈ n·(ηλ₀ − 2) in the solvable model), so this is generous.
+DIVERGE = 1e6
+#: The end curvature is "at or below the stability edge" 2(1+β)/η when it is ≤ (1 + EDGE_SLACK) × edge:
+#: it is measured to 1% and gradient descent hovers at the edge (Cohen et al. 2021).
+EDGE_SLACK = 0.1
+#: From a fresh start a run "converges" when its final loss is ≤ CONVERGE × its start loss.
+CONVERGE = 1.0
+#: A start is "trained" when its loss is ≤ TRAINED_START × the best constant predictor's loss; there,
+#: converging means settling back to ≤ SETTLE × the (already small) start loss.
+TRAINED_START = 0.25
+SETTLE = 2.0
+#: Collapsed: final loss within COLLAPSE_BAND (relative) of the constant predictor's loss, gradient norm
+#: ≤ COLLAPSE_GRAD × its start value, while a smaller rate ended ≤ (1 − LEARNED_MARGIN) × that loss.
+COLLAPSE_BAND = 0.05
+COLLAPSE_GRAD = 1e-2
+LEARNED_MARGIN = 0.1
+#: A run with no rise is "settled lazy" after the minimum steps when ηλ₀ ≤ LAZY_MARGIN × 2(1+β): the top
+#: mode contracts from the start. Closer to the edge a catapult can take long to start, so it runs on.
+LAZY_MARGIN = 0.95
+#: A catapult is settled once its loss is back at the convergence target and has not risen for
+#: SETTLE_WINDOW steps.
+SETTLE_WINDOW = 5
+
+THRESHOLDS = {
+    "rise": {"value": RISE, "description": "peak loss > (1+rise)·start loss: a significant rise"},
+    "diverge": {"value": DIVERGE,
+                "description": "loss > diverge·max(start, constant-predictor loss), or non-finite: divergent"},
+    "edge_slack": {"value": EDGE_SLACK,
+                   "description": "end curvature ≤ (1+edge_slack)·2(1+β)/η: at or below the stability edge"},
+    "converge": {"value": CONVERGE, "description": "final loss ≤ converge·start loss: converged (fresh start)"},
+    "trained_start": {"value": TRAINED_START,
+                      "description": "start loss ≤ trained_start·constant-predictor loss: a trained start"},
+    "settle": {"value": SETTLE,
+               "description": "trained start: final loss ≤ settle·start loss counts as converged"},
+    "collapse_band": {"value": COLLAPSE_BAND,
+                      "description": "|final − constant-predictor loss| ≤ collapse_band·it: at the trivial loss"},
+    "collapse_grad": {"value": COLLAPSE_GRAD,
+                      "description": "‖∇L‖ at the end ≤ collapse_grad·start: a vanishing gradient"},
+    "learned_margin": {"value": LEARNED_MARGIN,
+                       "description": "a smaller rate ended ≤ (1−learned_margin)·constant-predictor loss"},
+    "lazy_margin": {"value": LAZY_MARGIN,
+                    "description": "no rise and ηλ₀ ≤ lazy_margin·2(1+β): lazy run settled early"},
+    "settle_window": {"value": SETTLE_WINDOW,
+                      "description": "steps without a rise after converging: catapult settled"},
+}
+
+
+def stability_edge(lr: float, momentum: float) -> float:
+    """The curvature above which gradient descent at ``lr`` is linearly unstable: ``2(1+β)/η``."""
+    return 2.0 * (1.0 + momentum) / lr
+
+
+def convergence_target(start_loss: float, trained_start: bool) -> float:
+    """The loss a run must end at or below to count as converged."""
+    return (SETTLE if trained_start else CONVERGE) * start_loss
+
+
+def divergence_level(start_loss: float, constant_loss: float | None) -> float:
+    """The loss beyond which a run is divergent."""
+    return DIVERGE * max(start_loss, constant_loss or 0.0)
+
+
+def stop_reason(losses: list[float], lr: float, lambda0: float, momentum: float, *,
+                constant_loss: float | None, trained_start: bool, min_steps: int) -> str | None:
+    """The on-line stopping rule of a probe, checked after each recorded loss.
+
+    Args:
+        losses: the losses so far, ``losses[0]`` at the start.
+        lr: the learning rate.
+        lambda0: the start curvature.
+        momentum: heavy-ball β.
+        constant_loss: the best constant predictor's loss, if known.
+        trained_start: whether the start is trained.
+        min_steps: steps a lazy run takes before it may be called settled.
+
+    Returns:
+        ``"divergent"``, ``"lazy"`` or ``"catapult"`` once the phase is certain, else ``None``.
+    """
+    last, start = losses[-1], losses[0]
+    if not math.isfinite(last) or last > divergence_level(start, constant_loss):
+        return "divergent"
+    steps = len(losses) - 1
+    peak = max(losses)
+    rose = peak > (1.0 + RISE) * start
+    if not rose:
+        stable = lr * lambda0 <= LAZY_MARGIN * 2.0 * (1.0 + momentum)
+        return "lazy" if stable and steps >= min_steps else None
+    target = convergence_target(start, trained_start)
+    tail = losses[-(SETTLE_WINDOW + 1):]
+    if (last <= target and len(tail) == SETTLE_WINDOW + 1
+            and all(b <= a for a, b in zip(tail, tail[1:], strict=False))
+            and losses.index(peak) < len(losses) - SETTLE_WINDOW):
+        return "catapult"
+    return None
+
+
+def classify(trace: ProbeTrace, *, constant_loss: float | None, trained_start: bool) -> tuple[Phase, str]:
+    """Label one probe run.
+
+    Args:
+        trace: the run.
+        constant_loss: the best constant predictor's loss, if known.
+        trained_start: whether the start loss is already small.
+
+    Returns:
+        ``(phase, reason)``, the reason one line with the numbers.
+    """
+    losses = trace.losses
+    start = losses[0]
+    edge = stability_edge(trace.lr, trace.momentum)
+    finite = [v for v in losses if math.isfinite(v)]
+    if len(finite) < len(losses):
+        step = next(i for i, v in enumerate(losses) if not math.isfinite(v))
+        return Phase.DIVERGENT, f"loss became non-finite at step {step}"
+    peak = max(losses)
+    peak_step = losses.index(peak)
+    final = losses[-1]
+    if peak > divergence_level(start, constant_loss):
+        return Phase.DIVERGENT, f"loss grew to {peak / start:.3g}× start by step {peak_step}"
+    curv = trace.curvature_end
+    curv_txt = ("" if curv is None else
+                f", curvature {curv / trace.curvature_start:.3g}× λ₀ = {curv / edge:.2f}·(2(1+β)/η)")
+    rose = peak > (1.0 + RISE) * start
+    converged = final <= convergence_target(start, trained_start)
+    if not rose:
+        return Phase.LAZY, (f"no rise (peak {peak / start:.3g}× start), final loss {final / start:.3g}× "
+                            f"start{curv_txt}")
+    rise_txt = f"loss peaked at {peak / start:.3g}× start at step {peak_step}"
+    if not converged:
+        return Phase.DIVERGENT, (f"{rise_txt} and did not recover in {trace.steps} steps "
+                                 f"(final {final / start:.3g}× start)")
+    if curv is None:
+        return Phase.DIVERGENT, f"{rise_txt}; end curvature could not be measured"
+    fell = curv < trace.curvature_start
+    below_edge = curv <= (1.0 + EDGE_SLACK) * edge
+    if fell and below_edge:
+        return Phase.CATAPULT, (f"{rise_txt}, curvature fell {trace.curvature_start / curv:.3g}× to "
+                                f"{curv / edge:.2f}·(2(1+β)/η), final loss {final / start:.3g}× start")
+    if not below_edge:
+        return Phase.DIVERGENT, (f"{rise_txt}; loss came back ({final / start:.3g}× start) but curvature "
+                                 f"{curv / edge:.2f}·(2(1+β)/η) stayed above the stability edge")
+    return Phase.LAZY, (f"transient rise ({peak / start:.3g}× start at step {peak_step}) without a "
+                        f"curvature drop{curv_txt}, final loss {final / start:.3g}× start")
+
+
+def is_collapsed(trace: ProbeTrace, smaller_rate_finals: list[float], constant_loss: float | None) -> bool:
+    """Whether a run ended stuck at the trivial solution (contract §2).
+
+    Args:
+        trace: the run.
+        smaller_rate_finals: final losses of the probes at smaller rates.
+        constant_loss: the best constant predictor's loss (``None``: cannot tell, never collapsed).
+
+    Returns:
+        True when the final loss is within ``COLLAPSE_BAND`` of ``constant_loss``, the gradient has
+        vanished, and some smaller rate learned clearly below ``constant_loss``.
+    """
+    if constant_loss is None or constant_loss <= 0:
+        return False
+    final = trace.losses[-1]
+    if not math.isfinite(final):
+        return False
+    near = abs(final - constant_loss) <= COLLAPSE_BAND * constant_loss
+    vanished = math.isfinite(trace.grad_norm_end) and (
+        trace.grad_norm_end <= COLLAPSE_GRAD * trace.grad_norm_start)
+    learned = any(math.isfinite(f) and f <= (1.0 - LEARNED_MARGIN) * constant_loss
+                  for f in smaller_rate_finals)
+    return near and vanished and learned
