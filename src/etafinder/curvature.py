@@ -89,7 +89,7 @@ class _Chunk:
     """One chunk's linearisation: ``J_c v`` and ``J_cᵀ u`` at fixed parameters, cached or recomputed."""
 
     def __init__(self, fm: FunctionalModel, params: Tensor, x: Tensor, y: Tensor, w: float,
-                 loss: Loss, cached: bool) -> None:
+                 loss: Loss, cached: bool, trace: bool) -> None:
         self.fm, self.params, self.x, self.y, self.w, self.loss = fm, params, x, y, w, loss
 
         def f(p: Tensor) -> Tensor:
@@ -102,6 +102,7 @@ class _Chunk:
             self.out = f(params).detach()
         if cached:
             _, self._vjp_fn = vjp(f, params)
+        if cached and trace:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -132,10 +133,13 @@ class GGNOperator:
         loss: the loss.
         chunk_size: samples per chunk (``None``: one chunk).
         memory_budget: bytes of saved activations the cached linearisation may hold.
+        trace: trace the forward-mode product once (``torch.func.linearize``) when caching. Tracing
+            costs about as much as dozens of plain ``jvp`` calls, so a short warm-started solve skips it.
     """
 
     def __init__(self, fm: FunctionalModel, params: Tensor, x: Tensor, y: Tensor, loss: Loss,
-                 chunk_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+                 chunk_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                 trace: bool = True) -> None:
         params = params.detach()
         self.loss = loss
         batches = list(chunks(x, y, chunk_size))
@@ -144,7 +148,8 @@ class GGNOperator:
         need = 2 * _saved_bytes(lambda: fm(params.requires_grad_(True), x0)) * len(batches)
         params = params.detach()
         self.cached = need <= memory_budget
-        self.chunks = [_Chunk(fm, params, xc, yc, w, loss, self.cached) for xc, yc, w in batches]
+        self.chunks = [_Chunk(fm, params, xc, yc, w, loss, self.cached, trace)
+                       for xc, yc, w in batches]
         self.dim_params = params.numel()
         self.dim_outputs = sum(c.out.numel() for c in self.chunks)
         self.matvecs = 0
@@ -298,7 +303,7 @@ def estimate_lambda0(fm: FunctionalModel, x: Tensor, y: Tensor, loss: Loss, *,
                      params: Tensor | None = None, curvature: str = "ggn", method: str = "lanczos",
                      space: str = "auto", tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER,
                      chunk_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
-                     seed: int = 0, v0: Tensor | None = None,
+                     seed: int = 0, v0: Tensor | None = None, trace: bool = True,
                      callback: Callable[[int, float], None] | None = None) -> Lambda0Estimate:
     """Top eigenvalue of the Gauss–Newton matrix (or the Hessian) of the probe-set loss.
 
@@ -317,6 +322,7 @@ def estimate_lambda0(fm: FunctionalModel, x: Tensor, y: Tensor, loss: Loss, *,
         memory_budget: bytes the cached linearisation may hold before recomputing per chunk.
         seed: seeds the random start vector (a private generator: global RNG untouched).
         v0: optional start vector in parameter space (a warm start, e.g. a previous eigenvector).
+        trace: trace the forward-mode product once (see :class:`GGNOperator`); off for short solves.
         callback: progress, ``callback(iteration, ritz_value)``.
 
     Returns:
@@ -338,7 +344,7 @@ def estimate_lambda0(fm: FunctionalModel, x: Tensor, y: Tensor, loss: Loss, *,
         op = HessianOperator(fm, params, x, y, loss, chunk_size)
         space = "parameter"
     else:
-        op = GGNOperator(fm, params, x, y, loss, chunk_size, memory_budget)
+        op = GGNOperator(fm, params, x, y, loss, chunk_size, memory_budget, trace)
         can_output = loss.builtin
         if space == "output" and not can_output:
             raise ValueError("the output-space form needs a built-in loss (its H_out has a square root)")

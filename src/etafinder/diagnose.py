@@ -99,7 +99,7 @@ def _spread(problem: Problem, fm: FunctionalModel, est: Lambda0Estimate, rest: t
         e = estimate_lambda0(fm, xs, ys, problem.loss, curvature=config.curvature, tol=config.end_tol,
                              max_iter=config.max_iter, chunk_size=config.chunk_size,
                              memory_budget=config.memory_budget, seed=config.seed + 1 + i,
-                             v0=est.eigenvector)
+                             v0=est.eigenvector, trace=False)
         values.append(e.value)
         passes += m * (1 + PASSES_PER_MATVEC * e.matvecs)
     allv = torch.tensor([est.value, *values], dtype=torch.float64)

@@ -214,7 +214,7 @@ def _finish(ctx: ProbeContext, runs: _Runs, i: int, config: ProbeConfig) -> Prob
                                curvature=ctx.curvature,
                                max_iter=config.max_iter, chunk_size=config.chunk_size,
                                memory_budget=config.memory_budget, seed=config.seed,
-                               v0=ctx.eigenvector)
+                               v0=ctx.eigenvector, trace=False)
         curvature_end, converged, matvecs = est.value, est.converged, est.matvecs
         dead = dead_fraction(ctx.fm, params, ctx.x)
     return ProbeTrace(
