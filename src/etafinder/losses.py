@@ -170,8 +170,10 @@ def output_hvp(loss: Loss, output: Tensor, target: Tensor, u: Tensor, weight: fl
     with torch.enable_grad():
         out = output.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(loss(out, target), out, create_graph=True)
+        if not g.requires_grad:  # the loss is linear in the output: its gradient is a constant
+            return torch.zeros_like(u)
         (hu,) = torch.autograd.grad(g, out, u, allow_unused=True)
-    if hu is None:  # the loss is linear in the output
+    if hu is None:  # the gradient does not depend on the output
         return torch.zeros_like(u)
     return weight * hu
 
