@@ -262,7 +262,9 @@ def lanczos(matvec: Callable[[Tensor], Tensor], v0: Tensor, *, tol: float = DEFA
         if callback is not None:
             callback(j + 1, theta)
         settled = len(history) > 1 and abs(history[-1] - history[-2]) <= tol * abs(theta)
-        if b <= 1e-10 * max(abs(theta), 1.0) or (settled and rel_res <= RESIDUAL_FACTOR * tol):
+        # invariant subspace: b negligible next to ‖T‖ (relative: G may be tiny, e.g. λ₀ ~ 1e-12)
+        t_norm = max(abs(float(evals[0])), abs(theta), np.finfo(float).tiny)
+        if b <= 1e-10 * t_norm or (settled and rel_res <= RESIDUAL_FACTOR * tol):
             converged = True
             break
         if j + 1 < max_iter:
