@@ -44,6 +44,10 @@ LEARNED_MARGIN = 0.1
 #: A run with no rise is "settled lazy" after the minimum steps when ηλ₀ ≤ LAZY_MARGIN × 2(1+β): the top
 #: mode contracts from the start. Closer to the edge a catapult can take long to start, so it runs on.
 LAZY_MARGIN = 0.95
+#: Above the edge, a run with no rise is settled lazy once the linearly unstable top mode would have
+#: amplified the loss AMPLIFY-fold (r^(2t) ≥ AMPLIFY, r the spectral radius of the GD/heavy-ball
+#: iteration at ηλ₀): the nonlinearity has tamed it without a catapult (curvature fell to the edge).
+AMPLIFY = 1e6
 #: A run that rose is settled once every loss of the last SETTLE_WINDOW steps is back at the
 #: convergence target (its end curvature then decides its label).
 SETTLE_WINDOW = 5
@@ -67,6 +71,8 @@ THRESHOLDS = {
                        "description": "a smaller rate ended ≤ (1−learned_margin)·constant-predictor loss"},
     "lazy_margin": {"value": LAZY_MARGIN,
                     "description": "no rise and ηλ₀ ≤ lazy_margin·2(1+β): lazy run settled early"},
+    "amplify": {"value": AMPLIFY,
+                "description": "no rise although the top mode would have grown amplify-fold: settled"},
     "settle_window": {"value": SETTLE_WINDOW,
                       "description": "steps back at the convergence target after a rise: run settled"},
 }
@@ -87,6 +93,19 @@ def convergence_target(start_loss: float, trained_start: bool, constant_loss: fl
 def divergence_level(start_loss: float, constant_loss: float | None) -> float:
     """The loss beyond which a run is divergent."""
     return DIVERGE * max(start_loss, constant_loss or 0.0)
+
+
+def spectral_radius(lr: float, curvature: float, momentum: float) -> float:
+    """Per-step contraction/growth factor of GD (β = 0) or heavy ball on a quadratic of that curvature.
+
+    The iteration ``θ_{t+1} = θ_t − η g + β(θ_t − θ_{t−1})`` has characteristic polynomial
+    ``z² − (1 + β − ηλ) z + β``; its largest root in modulus is returned.
+    """
+    b = 1.0 + momentum - lr * curvature
+    disc = b * b - 4.0 * momentum
+    if disc < 0:
+        return math.sqrt(momentum)
+    return max(abs(b + math.sqrt(disc)), abs(b - math.sqrt(disc))) / 2.0
 
 
 def stop_reason(losses: list[float], lr: float, lambda0: float, momentum: float, *,
@@ -112,8 +131,12 @@ def stop_reason(losses: list[float], lr: float, lambda0: float, momentum: float,
     peak = max(losses)
     rose = peak > (1.0 + RISE) * start
     if not rose:
-        stable = lr * lambda0 <= LAZY_MARGIN * 2.0 * (1.0 + momentum)
-        return "lazy" if stable and steps >= min_steps else None
+        if steps < min_steps:
+            return None
+        if lr * lambda0 <= LAZY_MARGIN * 2.0 * (1.0 + momentum):
+            return "lazy"
+        r = spectral_radius(lr, lambda0, momentum)
+        return "lazy" if r > 1.0 and 2.0 * steps * math.log(r) >= math.log(AMPLIFY) else None
     target = convergence_target(start, trained_start, constant_loss)
     tail = losses[-SETTLE_WINDOW:]
     # back at the target for a whole window after the peak (momentum runs oscillate: no monotonicity)
