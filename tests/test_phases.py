@@ -137,7 +137,22 @@ def test_stop_reason_settles_a_catapult_after_the_window():
     kw = {"constant_loss": 1.0, "trained_start": False, "min_steps": 5}
     assert stop_reason(CATAPULT[:7], 0.3, LAM, 0.0, **kw) is None
     assert stop_reason(CATAPULT, 0.3, LAM, 0.0, **kw) is None  # 2.0 is still in the window
-    assert stop_reason([*CATAPULT, 0.01], 0.3, LAM, 0.0, **kw) == "catapult"
+    assert stop_reason([*CATAPULT, 0.01], 0.3, LAM, 0.0, **kw) == "recovered"
     oscillating = [*CATAPULT[:6], 0.5, 0.9, 0.4, 0.8, 0.3]
-    assert stop_reason(oscillating, 0.3, LAM, 0.9, **kw) == "catapult"
+    assert stop_reason(oscillating, 0.3, LAM, 0.9, **kw) == "recovered"
     assert stop_reason([*CATAPULT[:6], 0.5, 1.2, 0.4, 0.8, 0.3], 0.3, LAM, 0.9, **kw) is None
+
+
+def test_stop_reason_near_the_trivial_loss():
+    """Near the constant predictor's loss: stuck (vanished gradient) stops; merely below start does not."""
+    const = math.log(10)
+    kw = {"trained_start": False, "min_steps": 5}
+    rose = [const, 3 * const, 10 * const, *([0.995 * const] * 6)]
+    # back below its start but only at the trivial loss, gradient alive: not settled
+    assert stop_reason(rose, 0.3, LAM, 0.0, constant_loss=const, grad_norm=0.5, grad_norm_start=1.0,
+                       **kw) is None
+    assert stop_reason(rose, 0.3, LAM, 0.0, constant_loss=const, grad_norm=1e-4, grad_norm_start=1.0,
+                       **kw) == "stuck"
+    learned = [*rose[:3], *([0.5 * const] * 6)]
+    assert stop_reason(learned, 0.3, LAM, 0.0, constant_loss=const, grad_norm=0.5,
+                       grad_norm_start=1.0, **kw) == "recovered"

@@ -53,14 +53,16 @@ def test_recommends_catapult_probe_nearest_the_log_midpoint():
     assert rec.target_lr(ps, eta_max) == pytest.approx(math.sqrt(1.3 * 4.0) * CRIT)
     lr, phase, reason = rec.recommend(ps, CRIT, eta_max)
     assert (lr, phase) == (pytest.approx(2.0 * CRIT), Phase.CATAPULT)
-    assert "log-midpoint" in reason
+    assert "log-midpoint" in reason and "window 1.3–4·η_crit" in reason
 
 
-def test_collapsed_probes_are_never_recommended():
-    """A collapsed catapult probe is skipped, even when it sits at the target."""
-    ps = [probe(1.3, "catapult"), probe(2.3, "catapult", collapsed=True), probe(4.0, "divergent")]
+def test_collapsed_probes_are_never_recommended_and_close_the_window():
+    """A collapsed probe is skipped, and the usable window ends at the first collapsed rate."""
+    ps = [probe(1.3, "catapult"), probe(1.6, "catapult"), probe(2.3, "catapult", collapsed=True),
+          probe(3.0, "catapult"), probe(4.0, "divergent")]
+    assert rec.window(ps, 4.0 * CRIT) == pytest.approx((1.3 * CRIT, 2.3 * CRIT))
     lr, phase, _ = rec.recommend(ps, CRIT, 4.0 * CRIT)
-    assert lr == pytest.approx(1.3 * CRIT) and phase is Phase.CATAPULT
+    assert lr == pytest.approx(1.6 * CRIT) and phase is Phase.CATAPULT
 
 
 def test_lazy_fallback_and_last_resort():

@@ -48,8 +48,8 @@ LAZY_MARGIN = 0.95
 #: amplified the loss AMPLIFY-fold (r^(2t) ≥ AMPLIFY, r the spectral radius of the GD/heavy-ball
 #: iteration at ηλ₀): the nonlinearity has tamed it without a catapult (curvature fell to the edge).
 AMPLIFY = 1e6
-#: A run that rose is settled once every loss of the last SETTLE_WINDOW steps is back at the
-#: convergence target (its end curvature then decides its label).
+#: A run that rose may stop once every loss of the last SETTLE_WINDOW steps is back at its settling
+#: target and its curvature is at or below the edge (else it runs on, re-checked every window).
 SETTLE_WINDOW = 5
 
 THRESHOLDS = {
@@ -90,6 +90,19 @@ def convergence_target(start_loss: float, trained_start: bool, constant_loss: fl
     return CONVERGE * start_loss
 
 
+def settling_target(start_loss: float, trained_start: bool, constant_loss: float | None) -> float:
+    """The loss a run that rose must be back at before it may stop early.
+
+    Stricter than :func:`convergence_target` from a fresh start near the trivial loss (cross-entropy
+    starts at ≈ log K): there "below the start" is also where a collapsed run ends, so a run stops
+    early only once it is clearly below the constant predictor's loss (or stuck at it).
+    """
+    target = convergence_target(start_loss, trained_start, constant_loss)
+    if not trained_start and constant_loss:
+        target = min(target, (1.0 - LEARNED_MARGIN) * constant_loss)
+    return target
+
+
 def divergence_level(start_loss: float, constant_loss: float | None) -> float:
     """The loss beyond which a run is divergent."""
     return DIVERGE * max(start_loss, constant_loss or 0.0)
@@ -109,7 +122,8 @@ def spectral_radius(lr: float, curvature: float, momentum: float) -> float:
 
 
 def stop_reason(losses: list[float], lr: float, lambda0: float, momentum: float, *,
-                constant_loss: float | None, trained_start: bool, min_steps: int) -> str | None:
+                constant_loss: float | None, trained_start: bool, min_steps: int,
+                grad_norm: float = math.nan, grad_norm_start: float = math.nan) -> str | None:
     """The on-line stopping rule of a probe, checked after each recorded loss.
 
     Args:
@@ -119,15 +133,23 @@ def stop_reason(losses: list[float], lr: float, lambda0: float, momentum: float,
         momentum: heavy-ball β.
         constant_loss: the best constant predictor's loss, if known.
         trained_start: whether the start is trained.
-        min_steps: steps a lazy run takes before it may be called settled.
+        min_steps: steps a quiet run takes before it may be called settled.
+        grad_norm: ‖∇L‖ now.
+        grad_norm_start: ‖∇L‖ at the start.
 
     Returns:
-        ``"divergent"``, ``"lazy"`` or ``"catapult"`` once the phase is certain, else ``None``.
+        ``"divergent"``; ``"lazy"`` (a quiet run that cannot catapult any more); ``"stuck"`` (at the
+        constant predictor's loss with a vanished gradient); ``"recovered"`` (it rose and is back at
+        the settling target for a whole window: the caller checks the curvature before stopping);
+        or ``None`` to go on.
     """
     last, start = losses[-1], losses[0]
     if not math.isfinite(last) or last > divergence_level(start, constant_loss):
         return "divergent"
     steps = len(losses) - 1
+    if (constant_loss and abs(last - constant_loss) <= COLLAPSE_BAND * constant_loss
+            and grad_norm <= COLLAPSE_GRAD * grad_norm_start):
+        return "stuck"
     peak = max(losses)
     rose = peak > (1.0 + RISE) * start
     if not rose:
@@ -137,11 +159,11 @@ def stop_reason(losses: list[float], lr: float, lambda0: float, momentum: float,
             return "lazy"
         r = spectral_radius(lr, lambda0, momentum)
         return "lazy" if r > 1.0 and 2.0 * steps * math.log(r) >= math.log(AMPLIFY) else None
-    target = convergence_target(start, trained_start, constant_loss)
+    target = settling_target(start, trained_start, constant_loss)
     tail = losses[-SETTLE_WINDOW:]
     # back at the target for a whole window after the peak (momentum runs oscillate: no monotonicity)
     if losses.index(peak) < len(losses) - SETTLE_WINDOW and max(tail) <= target:
-        return "catapult"
+        return "recovered"
     return None
 
 

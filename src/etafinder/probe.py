@@ -22,7 +22,7 @@ from torch.func import grad_and_value, vmap
 from .config import ProbeConfig
 from .curvature import _saved_bytes, estimate_lambda0
 from .losses import Loss
-from .phases import stop_reason
+from .phases import EDGE_SLACK, SETTLE_WINDOW, stability_edge, stop_reason
 from .problem import FunctionalModel, chunks
 from .types import ProbeTrace
 
@@ -117,6 +117,9 @@ class _Runs:
         self.losses: list[list[float]] = [[ctx.start_loss] for _ in range(n)]
         self.decided: list[str | None] = [None] * n
         self.grad_end = [math.nan] * n
+        self.curvature: list[tuple[float, bool] | None] = [None] * n  # (value, converged) at the end
+        self.matvecs = [0] * n
+        self.next_check = [0] * n
 
 
 def _batched_grad(ctx: ProbeContext, config: ProbeConfig, use_vmap: bool):
@@ -151,9 +154,22 @@ def _step_all(ctx: ProbeContext, lrs: Sequence[float], config: ProbeConfig, use_
             runs.grad_end[i] = gn if math.isfinite(gn) else math.nan
             reason = stop_reason(runs.losses[i], runs.lrs[i], ctx.lambda0, beta,
                                  constant_loss=ctx.constant_loss, trained_start=ctx.trained_start,
-                                 min_steps=config.min_steps)
+                                 min_steps=config.min_steps, grad_norm=gn,
+                                 grad_norm_start=ctx.grad_norm_start)
+            if reason == "recovered":  # back down: stop only if the curvature is below the edge too
+                if step < runs.next_check[i]:
+                    reason = None
+                else:
+                    value, conv, mv = _curvature(ctx, runs.params[i], config)
+                    runs.matvecs[i] += mv
+                    runs.curvature[i] = (value, conv)
+                    if value > (1.0 + EDGE_SLACK) * stability_edge(runs.lrs[i], beta):
+                        runs.next_check[i] = step + SETTLE_WINDOW
+                        reason = None
             if reason is not None or step == config.max_steps:
                 runs.decided[i] = reason
+                if reason != "recovered":
+                    runs.curvature[i] = None  # measured at the end instead
             else:
                 still.append(row)
         if not still:
@@ -202,20 +218,29 @@ def _fits(ctx: ProbeContext, n: int, config: ProbeConfig) -> bool:
     return n * _saved_bytes(lambda: ctx.fm(p, x0)) <= config.memory_budget
 
 
+def _curvature(ctx: ProbeContext, params: Tensor, config: ProbeConfig) -> tuple[float, bool, int]:
+    """Top curvature at ``params``, warm-started from λ₀'s eigenvector, to ``config.end_tol``."""
+    est = estimate_lambda0(ctx.fm, ctx.x, ctx.y, ctx.loss, params=params, tol=config.end_tol,
+                           curvature=ctx.curvature, max_iter=config.max_iter,
+                           chunk_size=config.chunk_size, memory_budget=config.memory_budget,
+                           seed=config.seed, v0=ctx.eigenvector, trace=False)
+    return est.value, est.converged, est.matvecs
+
+
 def _finish(ctx: ProbeContext, runs: _Runs, i: int, config: ProbeConfig) -> ProbeTrace:
     losses = runs.losses[i]
     params = runs.params[i]
     steps = len(losses) - 1
     m = ctx.x.shape[0]
     finite = all(math.isfinite(v) for v in losses) and bool(torch.isfinite(params).all())
-    curvature_end, converged, matvecs, dead = None, False, 0, None
+    curvature_end, converged, dead = None, False, None
+    matvecs = runs.matvecs[i]
     if finite and runs.decided[i] != "divergent":
-        est = estimate_lambda0(ctx.fm, ctx.x, ctx.y, ctx.loss, params=params, tol=config.end_tol,
-                               curvature=ctx.curvature,
-                               max_iter=config.max_iter, chunk_size=config.chunk_size,
-                               memory_budget=config.memory_budget, seed=config.seed,
-                               v0=ctx.eigenvector, trace=False)
-        curvature_end, converged, matvecs = est.value, est.converged, est.matvecs
+        if runs.curvature[i] is not None:
+            curvature_end, converged = runs.curvature[i]
+        else:
+            curvature_end, converged, mv = _curvature(ctx, params, config)
+            matvecs += mv
         dead = dead_fraction(ctx.fm, params, ctx.x)
     return ProbeTrace(
         lr=float(runs.lrs[i]), momentum=config.momentum, losses=tuple(losses),

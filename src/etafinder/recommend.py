@@ -1,8 +1,9 @@
 """Candidate rates, η_max from the probes, and the recommended rate.
 
 Recommendation rule: inside the measured catapult window ``[η_lo, η_hi]`` — ``η_lo`` the smallest
-non-collapsed catapult probe, ``η_hi`` the measured η_max (or the largest catapult probe when no probe
-diverged) — the target is the point ``POSITION`` of the way up in log-space::
+non-collapsed catapult probe, ``η_hi`` the measured η_max, or the smallest collapsed probe above ``η_lo``
+when that comes first (a collapsed rate is never usable), or the largest catapult probe when no probe
+diverged — the target is the point ``POSITION`` of the way up in log-space::
 
     η_target = η_lo^(1 − POSITION) · η_hi^POSITION
 
@@ -50,16 +51,24 @@ def _usable(probes: Sequence[ProbeResult], phase: Phase) -> list[ProbeResult]:
     return [p for p in probes if p.phase is phase and not p.collapsed]
 
 
-def target_lr(probes: Sequence[ProbeResult], eta_max: float | None) -> float | None:
-    """The target of the recommendation rule, or ``None`` without a usable catapult probe."""
+def window(probes: Sequence[ProbeResult], eta_max: float | None) -> tuple[float, float] | None:
+    """The usable catapult window ``(η_lo, η_hi)`` (see the module docstring), or ``None``."""
     cat = _usable(probes, Phase.CATAPULT)
     if eta_max is not None:
         cat = [p for p in cat if p.lr < eta_max]
     if not cat:
         return None
     lo = min(p.lr for p in cat)
-    hi = eta_max if eta_max is not None else max(p.lr for p in cat)
-    return lo ** (1.0 - POSITION) * hi**POSITION
+    collapsed = [p.lr for p in probes if p.collapsed and p.lr > lo]
+    tops = [t for t in (eta_max, min(collapsed, default=None)) if t is not None]
+    hi = min(tops) if tops else max(p.lr for p in cat)
+    return lo, hi
+
+
+def target_lr(probes: Sequence[ProbeResult], eta_max: float | None) -> float | None:
+    """The target of the recommendation rule, or ``None`` without a usable catapult probe."""
+    w = window(probes, eta_max)
+    return None if w is None else w[0] ** (1.0 - POSITION) * w[1] ** POSITION
 
 
 def recommend(probes: Sequence[ProbeResult], eta_crit: float,
@@ -74,15 +83,15 @@ def recommend(probes: Sequence[ProbeResult], eta_crit: float,
     Returns:
         ``(lr, phase, reason)``; ``lr`` is never ``None``.
     """
-    target = target_lr(probes, eta_max)
-    if target is not None:
-        cat = [p for p in _usable(probes, Phase.CATAPULT) if eta_max is None or p.lr < eta_max]
+    w = window(probes, eta_max)
+    if w is not None:
+        target = target_lr(probes, eta_max)
+        assert target is not None
+        cat = [p for p in _usable(probes, Phase.CATAPULT) if w[0] <= p.lr <= w[1]]
         best = min(cat, key=lambda p: (abs(math.log(p.lr / target)), p.lr))
-        top = "η_max" if eta_max is not None else "the largest catapult probe"
         return best.lr, Phase.CATAPULT, (
-            f"catapult probe nearest the window's log-midpoint {target / eta_crit:.3g}·η_crit "
-            f"(window {min(p.lr for p in cat) / eta_crit:.3g}–"
-            f"{(eta_max or max(p.lr for p in cat)) / eta_crit:.3g}·η_crit, top = {top})")
+            f"catapult probe nearest the usable window's log-midpoint {target / eta_crit:.3g}·η_crit "
+            f"(window {w[0] / eta_crit:.3g}–{w[1] / eta_crit:.3g}·η_crit)")
     lazy = _usable(probes, Phase.LAZY)
     if lazy:
         best = max(lazy, key=lambda p: p.lr)
