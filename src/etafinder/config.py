@@ -24,7 +24,9 @@ class ProbeConfig:
         max_steps: cap on the steps of one probe.
         min_steps: steps every probe runs before a lazy run may be called settled.
         bisect_tol: relative width to which η_max (and the lazy/catapult edge) is bisected.
-        bisect_points: probes per bisection round (batched together).
+        bisect_points: probes per bisection round (batched together); ``None``: 1 on a CPU, where a
+            batch of k costs k probes' compute and plain bisection needs the fewest probes, and 3 on an
+            accelerator, where a batch costs about one probe's time and rounds are what count.
         tol: relative tolerance of the λ₀ solve.
         end_tol: relative tolerance of each probe's end-curvature solve (warm-started).
         max_iter: iteration cap of every eigen-solve.
@@ -42,7 +44,7 @@ class ProbeConfig:
     max_steps: int = 200
     min_steps: int = 20
     bisect_tol: float = 0.05
-    bisect_points: int = 3
+    bisect_points: int | None = None
     tol: float = DEFAULT_TOL
     end_tol: float = 1e-2
     max_iter: int = DEFAULT_MAX_ITER

@@ -192,8 +192,9 @@ def diagnose(problem: Problem, config: ProbeConfig | None = None, *,
                 probes = run([top], "grid", None)
         progress("stage", {"name": "bisection"})
         bracket = eta_max_bracket(probes)
+        k = config.bisect_points or (1 if problem.inputs.device.type == "cpu" else 3)
         while bracket is not None and bracket[1] / bracket[0] - 1.0 > config.bisect_tol:
-            probes = run(geometric_points(*bracket, config.bisect_points), "bisection", None)
+            probes = run(geometric_points(*bracket, k), "bisection", None)
             bracket = eta_max_bracket(probes)
         eta_max = None if bracket is None else math.sqrt(bracket[0] * bracket[1])
         target = target_lr(probes, eta_max)
