@@ -38,7 +38,7 @@ def test_curvature_panel():
     assert "0.16" in text and "2(1+β)/λ₀" in text
     assert "0.59967" in text and "bisected between 0.58 and 0.62" in text
     assert (
-        "torch.optim.SGD, momentum 0" in text
+        "torch.optim.SGD(momentum=0, dampening=0, nesterov=False)" in text
         and "64 samples (of 256)" in text
         and "loss mse" in text
     )

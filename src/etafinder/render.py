@@ -157,11 +157,13 @@ def curvature_panel(report: Mapping[str, Any]) -> Panel:
     samples = vf.get("samples")
     total = inputs.get("total_samples")
     of = f" (of {total})" if total and total != samples else ""
+    curvature = vf.get("curvature", "ggn")
     g.add_row(
         "valid for",
         Text(
-            f"torch.optim.SGD, momentum {num(momentum)}, dampening 0, no Nesterov; full batch on "
-            f"{samples} samples{of}; loss {vf.get('loss')}; {vf.get('curvature', 'ggn')} curvature"
+            f"torch.optim.SGD(momentum={num(momentum)}, dampening=0, nesterov=False), full batch "
+            f"on {samples} samples{of}, loss {vf.get('loss')}"
+            + ("" if curvature == "ggn" else f", {curvature} curvature")
         ),
     )
     if solver:
