@@ -722,7 +722,7 @@ def _verdict_out(
         allowed=names,
     )
     if json_:
-        streams.err.print(line)
+        streams.err.print(line, soft_wrap=True)
         _json_out(
             {
                 **result,
@@ -740,7 +740,7 @@ def _verdict_out(
             }
         )
     else:
-        streams.out.print(line)
+        streams.out.print(line, soft_wrap=True)  # one line, however long
 
 
 def main() -> None:
