@@ -270,7 +270,7 @@ def lanczos(matvec: Callable[[Tensor], Tensor], v0: Tensor, *, tol: float = DEFA
         T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
         evals, evecs = np.linalg.eigh(T)
         theta, s = float(evals[-1]), evecs[:, -1]
-        rel_res = b * abs(s[-1]) / max(abs(theta), np.finfo(float).tiny)
+        rel_res = float(b * abs(s[-1]) / max(abs(theta), np.finfo(float).tiny))
         history.append(theta)
         if callback is not None:
             callback(j + 1, theta)
