@@ -1117,3 +1117,17 @@ def test_cuda_matches_cpu_reference(case_id: str, options: dict[str, Any],
         assert est.eigenvector.device.type == "cuda"
         _check_on_device(est, p, dtype)
 
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_estimate_numbers_are_python_types(method: str) -> None:
+    """The estimate's numbers are the Python types its fields declare (no numpy scalars leak out).
+
+    Args:
+        method: the solver.
+    """
+    p = prepare("mlp-mse")
+    est = estimate_lambda0(p.fm, p.x, p.y, p.loss, method=method, trace=False, max_iter=30)
+    assert type(est.value) is float and type(est.residual) is float
+    assert type(est.iterations) is int and type(est.matvecs) is int
+    assert all(type(h) is float for h in est.history)
