@@ -276,6 +276,14 @@ def test_check_model_file_probes_undecided_rate(probed, workdir):
     assert without_runtime(r3)["probes"] != r["probes"]
 
 
+def test_check_model_file_passes_lazy_rate():
+    """From a model file, a rate below the smallest (lazy) probe exits 0."""
+    result = invoke("check", "tiny.py", *ARGS, "--lrs", "0.1,0.2", "--lr", "0.01")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("PASS lr=0.01: lazy")
+    assert "below the smallest probe" in result.stdout
+
+
 def test_check_model_file_fails_divergent_rate(probed):
     """From a model file, a rate far above every probe exits 1 without an extra probe."""
     result = invoke("check", "tiny.py", *ARGS, "--lr", "1000", "--quiet")
@@ -301,6 +309,34 @@ def test_interrupt_writes_partial_and_keeps_report(workdir, monkeypatch):
     partial = load_report(workdir / "keep.yaml.partial")
     assert partial["complete"] is False and len(partial["probes"]) == 6
     assert "partial report in keep.yaml.partial" in result.stderr
+
+
+def test_interrupt_while_probing_checks_rate(workdir, monkeypatch):
+    """Ctrl-C while check probes its own rate: exit 130, the finished diagnosis in FILE.partial."""
+    monkeypatch.setattr(DIAGNOSE, "diagnose", lambda *_a, **_k: make_diagnosis())
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DIAGNOSE, "probe_rate", interrupted)
+    result = invoke(
+        "check", "tiny.py", "--lr", "0.1", "--report", "k.yaml"
+    )  # 0.08 lazy < 0.1 < 0.208
+    assert result.exit_code == 130
+    assert not (workdir / "k.yaml").exists()
+    partial = load_report(workdir / "k.yaml.partial")
+    assert partial["complete"] is False and len(partial["probes"]) == 6
+
+
+def test_failed_run_keeps_existing_report(workdir, tmp_path):
+    """A run that fails on bad input leaves an existing report byte-identical."""
+    (tmp_path / "bad.py").write_text("def model(:\n")
+    existing = workdir / "kept.yaml"
+    existing.write_text("an old report\n")
+    result = invoke("probe", str(tmp_path / "bad.py"), "--report", "kept.yaml")
+    assert result.exit_code == 2
+    assert existing.read_text() == "an old report\n"
+    assert not (workdir / "kept.yaml.partial").exists()
 
 
 def test_interrupt_before_lambda0(workdir, monkeypatch):

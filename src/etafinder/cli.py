@@ -239,7 +239,7 @@ PlotOpt = Annotated[
         metavar="FILE.png",
         show_default=False,
         help="Draw every probe's loss and end curvature, with η_crit and η_max, into an image "
-        "(needs the extra: pip install 'etafinder[plot]').",
+        "(needs matplotlib: the `plot` extra of etafinder).",
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")]
@@ -316,19 +316,17 @@ def _boundary(debug: bool) -> Iterator[None]:
             traceback.print_exception(e)
         _error(
             f"internal error: {type(e).__name__}: {e}",
-            "This is a bug in etafinder (or an unusual model it does not handle yet). Rerun with "
-            "--debug "
-            "for the traceback, and please report it.",
+            "This is a bug in etafinder (or an unusual model it does not handle yet). "
+            "Rerun with --debug for the traceback, and please report it.",
         )
         raise typer.Exit(ExitCode.INTERNAL) from None
 
 
-def _positive_lr(value: float, option: str = "--lr") -> float:
+def _check_lr(value: float) -> None:
     if not (math.isfinite(value) and value > 0):
         raise InputError(
-            f"{option} {value}: expected a positive, finite learning rate", "For example: --lr 0.1"
+            f"--lr {value}: expected a positive, finite learning rate", "For example: --lr 0.1"
         )
-    return value
 
 
 def parse_lrs(text: str) -> dict[str, tuple[float, ...]]:
@@ -410,10 +408,10 @@ def _check_outputs(run: _Run) -> None:
 
 
 def _diagnose(run: _Run, streams: _Streams, started: float, *, lr: float | None = None) -> dict:
-    """Load the problem, diagnose it (and probe ``lr`` when the probes do not decide it): the
-    report.
+    """Load the problem and diagnose it (probing ``lr`` too if the probes do not decide it).
 
-    Ctrl-C during the diagnosis writes ``FILE.partial`` (when ``--report FILE``) and exits 130.
+    Returns the report. Ctrl-C during the diagnosis writes ``FILE.partial`` (with ``--report
+    FILE``) and exits 130.
     """
     from .diagnose import Interrupted, diagnose, probe_rate
     from .loading import load_problem
@@ -445,6 +443,7 @@ def _diagnose(run: _Run, streams: _Streams, started: float, *, lr: float | None 
             return build_report(d, loaded.info, run.config, runtime=rt, complete=complete)
 
         with ProgressDisplay(streams.err, enabled=streams.tables is not None) as progress:
+            diagnosis = None
             try:
                 diagnosis = diagnose(loaded.problem, run.config, rest=rest, progress=progress)
                 report = build(diagnosis)
@@ -453,9 +452,12 @@ def _diagnose(run: _Run, streams: _Streams, started: float, *, lr: float | None 
                         loaded.problem, diagnosis, lr, run.config, progress=progress
                     )
                     report = build(diagnosis)
-            except Interrupted as e:
+            except (Interrupted, KeyboardInterrupt) as e:
+                # Interrupted carries the probes so far; a Ctrl-C while probing check's rate
+                # leaves the finished diagnosis
+                partial = e.partial if isinstance(e, Interrupted) else diagnosis
                 if run.report is not None:
-                    write_report(partial_path(run.report), build(e.partial, complete=False))
+                    write_report(partial_path(run.report), build(partial, complete=False))
                     sys.stderr.write(
                         f"\nInterrupted: partial report in {partial_path(run.report)}\n"
                     )
@@ -568,7 +570,7 @@ def check(
     model: Annotated[
         str | None,
         typer.Argument(
-            metavar="[PATH.py]",
+            metavar="PATH.py",
             show_default=False,
             help="The model file to probe (as for `probe`); or leave it out and use --from-report.",
         ),
@@ -620,7 +622,7 @@ def check(
     """
     started = time.time()
     with _boundary(debug):
-        _positive_lr(lr)
+        _check_lr(lr)
         allowed = parse_allowed(allow)
         check_optimizer(optimizer, momentum, dampening, nesterov)
         streams = _streams(json_=json_, quiet=quiet)
