@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+import etafinder.curvature as curvature
 from etafinder.curvature import (
     DEFAULT_TOL,
     MIN_KRYLOV,
@@ -521,6 +522,25 @@ def test_ggn_operator_is_the_dense_ggn(case_id: str, linearization: str) -> None
         assert float((op.lift(av) - g @ v).norm()) <= tol * float(v.norm()), "AᵀA = G"
         assert float((op.outputs_matvec(w) - op.project(atw)).norm()) <= 1e-12 * float(
             av.norm() + op.project(atw).norm())
+
+
+@pytest.mark.parametrize("case_id", ["mlp-cross_entropy", "cnn-batchnorm2d-cross_entropy"])
+def test_traced_product_after_trace_after_calls(case_id: str, monkeypatch) -> None:
+    """Past ``TRACE_AFTER`` products ``J v`` is traced once (``linearize``) and stays the dense ``G v``.
+
+    Args:
+        case_id: the case.
+        monkeypatch: pytest's monkeypatch (a small ``TRACE_AFTER`` keeps the test short).
+    """
+    monkeypatch.setattr(curvature, "TRACE_AFTER", 2)
+    p = prepare(case_id)
+    op = GGNOperator(p.fm, p.fm.params0, p.x, p.y, p.loss)
+    gen = torch.Generator().manual_seed(0)
+    tol = 1e-12 * float(p.dense.eigenvalues.abs().max())
+    for i in range(5):
+        v = torch.randn(op.dim_params, generator=gen, dtype=DT)
+        assert float((op.params_matvec(v) - p.dense.ggn @ v).norm()) <= tol * float(v.norm())
+        assert (op.chunks[0]._jvp_fn is not None) == (i >= 2)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, M - 1, 10 * M], ids=lambda c: f"chunk_size={c}")

@@ -1,7 +1,7 @@
 """λ₀: the top eigenvalue of the Gauss–Newton matrix ``G = Jᵀ H_out J``, matrix-free.
 
-``G v`` is a forward-mode product ``J v`` (``torch.func.linearize``: one traced forward, reused), the
-output Hessian (closed form for the built-in losses, see :mod:`etafinder.losses`) and a reverse-mode
+``G v`` is a forward-mode product ``J v`` (``torch.func.jvp``; traced once with ``torch.func.linearize``
+and reused when a solve runs past ``TRACE_AFTER`` products), the output Hessian (closed form for the built-in losses, see :mod:`etafinder.losses`) and a reverse-mode
 product ``Jᵀ u`` (one cached ``torch.func.vjp``). When the probe set's saved activations exceed a memory
 budget both are recomputed chunk by chunk instead. J is never materialised.
 
@@ -49,6 +49,11 @@ DEFAULT_MAX_ITER = 100
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # bytes of saved activations the cached linearisation may hold
 RESIDUAL_FACTOR = 1.0  # residual tolerance = RESIDUAL_FACTOR * tol (see the module docstring)
 MIN_KRYLOV = 20  # Lanczos vectors a random start builds before it may stop (module docstring)
+#: plain ``jvp`` calls before the forward-mode product is traced once with ``torch.func.linearize``.
+#: Measured (benchmarks/bench_lambda0.py): the trace costs 8–13 forward+backward passes and saves
+#: 0.2–0.3 of one per product, so it pays off only after ~28 (MLP) to ~55 (CNN) products — more than
+#: a default solve's 20. Longer solves (tight tolerances, power iteration) still get it.
+TRACE_AFTER = 30
 
 
 @dataclass(frozen=True)
@@ -109,20 +114,28 @@ class _Chunk:
         self.f = f
         self._jvp_fn: Callable[[Tensor], Tensor] | None = None
         self._vjp_fn: Callable[[Tensor], tuple[Tensor]] | None = None
+        self._jvps = 0
+        # trace only once the solve has run long enough for the trace to pay for itself
+        self._trace_at = TRACE_AFTER if (cached and trace) else None
         with torch.no_grad():
             self.out = f(params).detach()
         if cached:
             _, self._vjp_fn = vjp(f, params)
-        if cached and trace:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    _, self._jvp_fn = linearize(f, params)
-            except Exception:  # untraceable model (data-dependent control flow): plain jvp
-                self._jvp_fn = None
         self.factor = sqrt_factor(loss, self.out, w) if loss.builtin else None
 
+    def _trace(self) -> None:
+        self._trace_at = None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _, self._jvp_fn = linearize(self.f, self.params)
+        except Exception:  # untraceable model (data-dependent control flow): plain jvp
+            self._jvp_fn = None
+
     def jvp(self, v: Tensor) -> Tensor:
+        self._jvps += 1
+        if self._trace_at is not None and self._jvps > self._trace_at:
+            self._trace()
         if self._jvp_fn is not None:
             return self._jvp_fn(v)
         return jvp(self.f, (self.params,), (v,))[1]
@@ -144,8 +157,8 @@ class GGNOperator:
         loss: the loss.
         chunk_size: samples per chunk (``None``: one chunk).
         memory_budget: bytes of saved activations the cached linearisation may hold.
-        trace: trace the forward-mode product once (``torch.func.linearize``) when caching. Tracing
-            costs about as much as dozens of plain ``jvp`` calls, so a short warm-started solve skips it.
+        trace: allow tracing the forward-mode product (``torch.func.linearize``) when caching, after
+            ``TRACE_AFTER`` plain products (the trace costs about as much as dozens of them).
     """
 
     def __init__(self, fm: FunctionalModel, params: Tensor, x: Tensor, y: Tensor, loss: Loss,
