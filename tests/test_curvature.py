@@ -526,7 +526,7 @@ def test_ggn_operator_is_the_dense_ggn(case_id: str, linearization: str) -> None
 
 @pytest.mark.parametrize("case_id", ["mlp-cross_entropy", "cnn-batchnorm2d-cross_entropy"])
 def test_traced_product_after_trace_after_calls(case_id: str, monkeypatch) -> None:
-    """Past ``TRACE_AFTER`` products ``J v`` is traced once (``linearize``) and stays the dense ``G v``.
+    """Past ``TRACE_AFTER`` products ``J v`` is traced once (``linearize``); it stays the dense G v.
 
     Args:
         case_id: the case.
