@@ -44,6 +44,7 @@ from .report import (
     runtime,
     write_report,
 )
+from .types import Phase
 
 _DEFAULTS = ProbeConfig()
 
@@ -467,13 +468,19 @@ def _diagnose(run: _Run, streams: _Streams, started: float, *, lr: float | None 
     return report
 
 
-def _write_outputs(report: dict, run: _Run) -> None:
+def _measure(run: _Run, streams: _Streams, started: float, *, lr: float | None = None) -> dict:
+    """The whole of a run on a model file: check the outputs, diagnose, write, print the tables."""
+    _check_outputs(run)
+    result = _diagnose(run, streams, started, lr=lr)
     if run.report is not None:
-        write_report(run.report, report)
+        write_report(run.report, result)
     if run.plot is not None:
         from .plot import write_plot
 
-        write_plot(report, run.plot)
+        write_plot(result, run.plot)
+    if streams.tables is not None:
+        summary(result, streams.tables)
+    return result
 
 
 def _json_out(document: dict) -> None:
@@ -526,15 +533,6 @@ def probe(
     """Estimate λ₀, probe candidate rates, find η_max, and recommend a learning rate."""
     started = time.time()
     with _boundary(debug):
-        config = _config(
-            seed=seed,
-            optimizer=optimizer,
-            momentum=momentum,
-            dampening=dampening,
-            nesterov=nesterov,
-            lrs=lrs,
-            steps=steps,
-        )
         run = _Run(
             model,
             checkpoint,
@@ -544,16 +542,20 @@ def probe(
             device,
             dtype,
             loss,
-            config,
+            _config(
+                seed=seed,
+                optimizer=optimizer,
+                momentum=momentum,
+                dampening=dampening,
+                nesterov=nesterov,
+                lrs=lrs,
+                steps=steps,
+            ),
             report,
             plot,
         )
-        _check_outputs(run)
         streams = _streams(json_=json_, quiet=quiet)
-        result = _diagnose(run, streams, started)
-        _write_outputs(result, run)
-        if streams.tables is not None:
-            summary(result, streams.tables)
+        result = _measure(run, streams, started)
         if json_:
             _json_out(result)
         elif quiet:
@@ -650,15 +652,6 @@ def check(
                     "check: no model file and no --from-report",
                     "Give PATH.py to probe, or --from-report FILE to decide from a saved report.",
                 )
-            config = _config(
-                seed=seed,
-                optimizer=optimizer,
-                momentum=momentum,
-                dampening=dampening,
-                nesterov=nesterov,
-                lrs=lrs,
-                steps=steps,
-            )
             run = _Run(
                 model,
                 checkpoint,
@@ -668,15 +661,19 @@ def check(
                 device,
                 dtype,
                 loss,
-                config,
+                _config(
+                    seed=seed,
+                    optimizer=optimizer,
+                    momentum=momentum,
+                    dampening=dampening,
+                    nesterov=nesterov,
+                    lrs=lrs,
+                    steps=steps,
+                ),
                 report,
                 plot,
             )
-            _check_outputs(run)
-            result = _diagnose(run, streams, started, lr=lr)
-            _write_outputs(result, run)
-            if streams.tables is not None:
-                summary(result, streams.tables)
+            result = _measure(run, streams, started, lr=lr)
         verdict = phase_for_lr(result, lr)
         code = decide(verdict, allowed)
         _verdict_out(verdict, code, allowed, result, streams, json_=json_)
@@ -710,10 +707,7 @@ def _verdict_out(
     *,
     json_: bool,
 ) -> None:
-    names = [
-        p.value
-        for p in sorted(allowed, key=lambda p: ["lazy", "catapult", "divergent"].index(p.value))
-    ]
+    names = [p.value for p in sorted(allowed, key=list(Phase).index)]
     line = verdict_line(
         passed=code is ExitCode.OK,
         lr=verdict.lr,
