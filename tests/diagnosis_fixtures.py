@@ -108,6 +108,17 @@ def default_probes() -> tuple[ProbeResult, ...]:
     )
 
 
+def cli_runner():
+    """A CliRunner that captures stdout and stderr separately, with any typer/click version
+    (click < 8.2 mixes them unless told not to; newer ones have no such switch)."""
+    from typer.testing import CliRunner
+
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
 def make_diagnosis(
     probes: tuple[ProbeResult, ...] | None = None,
     *,

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from diagnosis_fixtures import make_diagnosis, make_report
+from diagnosis_fixtures import cli_runner, make_diagnosis, make_report
 from etafinder.cli import app
 from etafinder.report import REQUIRED_KEYS, load_report, write_report
 
@@ -52,7 +51,7 @@ TINY = textwrap.dedent(
 
 def invoke(*args: str, **kwargs):
     """Run the CLI in-process; stdout and stderr are captured separately."""
-    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+    return cli_runner().invoke(app, [str(a) for a in args], **kwargs)
 
 
 def sha256(path: Path) -> str:

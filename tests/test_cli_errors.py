@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
+from diagnosis_fixtures import cli_runner
 from etafinder.cli import app
 
 HEAD = "import torch\nfrom torch import nn\n\n"
@@ -317,7 +317,7 @@ def test_bad_input(case: Case, tmp_path, monkeypatch):
     for name, content in case.files.items():
         data = content(tmp_path) if callable(content) else content
         (tmp_path / name).write_bytes(data.encode() if isinstance(data, str) else data)
-    result = CliRunner().invoke(app, case.args)
+    result = cli_runner().invoke(app, case.args)
     out = result.stdout + result.stderr
     assert result.exit_code == 2, out
     assert "Traceback" not in out
@@ -341,7 +341,7 @@ def test_hint_after_blank_line(tmp_path, monkeypatch):
     """The message is: the error line, a blank line, then the hint."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.py").write_text(HEAD + DATA)
-    result = CliRunner().invoke(app, ["probe", "m.py"])
+    result = cli_runner().invoke(app, ["probe", "m.py"])
     lines = result.stderr.splitlines()
     assert lines[0].startswith("Error: model file m.py: defines no `model()`")
     assert lines[1] == "" and lines[2].startswith("Add `def model()")
@@ -359,6 +359,6 @@ def test_hint_after_blank_line(tmp_path, monkeypatch):
 )
 def test_usage_errors_exit_2(args):
     """Usage errors (click's) exit 2 too."""
-    result = CliRunner().invoke(app, args)
+    result = cli_runner().invoke(app, args)
     assert result.exit_code == 2
     assert "Traceback" not in result.output

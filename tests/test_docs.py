@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.main import get_command
 
-from diagnosis_fixtures import make_report
+from diagnosis_fixtures import cli_runner, make_report
 from etafinder.cli import app
 from etafinder.gate import ExitCode
 from etafinder.phases import THRESHOLDS
@@ -123,13 +123,12 @@ def test_captured_session_is_real():
 
 def test_check_session_is_real(monkeypatch):
     """The `etafinder check --from-report` lines in the README print what the README says."""
-    from typer.testing import CliRunner
 
     monkeypatch.chdir(ROOT)
     pairs = re.findall(r"^\$ (etafinder check --from-report \S+ --lr \S+)\n(.+)$", readme(), re.M)
     assert len(pairs) >= 2
     for command, expected in pairs:
-        result = CliRunner().invoke(app, command.split()[1:])
+        result = cli_runner().invoke(app, command.split()[1:])
         assert result.stdout.rstrip("\n") == expected, command
         assert result.exit_code == (0 if expected.startswith("PASS") else 1)
 

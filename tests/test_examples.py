@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
+from diagnosis_fixtures import cli_runner
 from etafinder.cli import app
 from etafinder.config import ProbeConfig
 from etafinder.diagnose import diagnose
@@ -70,7 +70,7 @@ def test_quickstart_command(monkeypatch):
     recommendation (--json to read it; .ci/run also runs it exactly as written). Slow: ~20 s."""
     monkeypatch.chdir(ROOT)
     start = time.perf_counter()
-    result = CliRunner().invoke(app, ["probe", "examples/mlp_digits.py", "--json"])
+    result = cli_runner().invoke(app, ["probe", "examples/mlp_digits.py", "--json"])
     elapsed = time.perf_counter() - start
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
@@ -124,10 +124,10 @@ def test_ci_gate_passes_the_configured_rate_and_fails_a_divergent_one(monkeypatc
     lr = yaml.safe_load(WORKFLOW.read_text())["jobs"]["lr-gate"]["env"]["LR"]
     report = load_report(SAVED_REPORT)
     assert report["complete"] and report["eta_max"] is not None
-    ok = CliRunner().invoke(app, ["check", "--from-report", str(SAVED_REPORT), "--lr", lr])
+    ok = cli_runner().invoke(app, ["check", "--from-report", str(SAVED_REPORT), "--lr", lr])
     assert ok.exit_code == 0, ok.output
     divergent = min(p["lr"] for p in report["probes"] if p["phase"] == "divergent")
-    bad = CliRunner().invoke(
+    bad = cli_runner().invoke(
         app, ["check", "--from-report", str(SAVED_REPORT), "--lr", repr(divergent * 1.5)]
     )
     assert bad.exit_code == 1 and "divergent" in bad.stdout
