@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import sys
 
 import pytest
 
+import etafinder.recommend
 from etafinder.types import Phase, ProbeResult, ProbeTrace
 
 CRIT = 0.2
@@ -42,42 +42,49 @@ def test_bracket_is_largest_stable_below_smallest_divergent():
 
 def test_geometric_points_split_log_space_evenly():
     """k interior points make k+1 equal ratios."""
-    pts = rec.geometric_points(1.0, 16.0, 3)
-    assert pts == pytest.approx([2.0, 4.0, 8.0])
+    assert rec.geometric_points(1.0, 16.0, 3) == pytest.approx([2.0, 4.0, 8.0])
 
 
-def test_recommends_catapult_probe_nearest_the_log_midpoint():
-    """Window 1.3–4 η_crit: the log-midpoint is √(1.3·4) ≈ 2.28; the 2.0 probe is nearest."""
-    ps = [probe(0.5, "lazy"), probe(1.3, "catapult"), probe(2.0, "catapult"), probe(3.0, "catapult"),
-          probe(5.0, "divergent")]
-    eta_max = 4.0 * CRIT
-    assert rec.target_lr(ps, eta_max) == pytest.approx(math.sqrt(1.3 * 4.0) * CRIT)
+def test_recommends_the_largest_usable_probe_below_safety_times_eta_max():
+    """D = η_max = 10·η_crit: target 3·η_crit; the 3.0 catapult probe is recommended, not 4.5."""
+    ps = [probe(0.5, "lazy"), probe(1.3, "catapult"), probe(3.0, "catapult"), probe(4.5, "catapult"),
+          probe(12.0, "divergent")]
+    eta_max = 10.0 * CRIT
+    assert rec.target_lr(ps, eta_max) == pytest.approx(rec.SAFETY * eta_max)
     lr, phase, reason = rec.recommend(ps, CRIT, eta_max)
-    assert (lr, phase) == (pytest.approx(2.0 * CRIT), Phase.CATAPULT)
-    assert "log-midpoint" in reason and "window 1.3–4·η_crit" in reason
+    assert (lr, phase) == (pytest.approx(3.0 * CRIT), Phase.CATAPULT)
+    assert "D = η_max = 10·η_crit" in reason
 
 
-def test_collapsed_probes_are_never_recommended_and_close_the_window():
-    """A collapsed probe is skipped, and the usable window ends at the first collapsed rate."""
-    ps = [probe(1.3, "catapult"), probe(1.6, "catapult"), probe(2.3, "catapult", collapsed=True),
-          probe(3.0, "catapult"), probe(4.0, "divergent")]
-    assert rec.window(ps, 4.0 * CRIT) == pytest.approx((1.3 * CRIT, 2.3 * CRIT))
-    lr, phase, _ = rec.recommend(ps, CRIT, 4.0 * CRIT)
-    assert lr == pytest.approx(1.6 * CRIT) and phase is Phase.CATAPULT
+def test_the_phase_is_the_measured_one():
+    """A target below η_crit gives a lazy recommendation, labelled as measured."""
+    ps = [probe(0.5, "lazy"), probe(1.5, "catapult"), probe(2.0, "divergent")]
+    lr, phase, _ = rec.recommend(ps, CRIT, 1.8 * CRIT)
+    assert (lr, phase) == (pytest.approx(0.5 * CRIT), Phase.LAZY)
 
 
-def test_lazy_fallback_and_last_resort():
-    """No catapult rate: the largest usable lazy probe; nothing usable: FALLBACK·η_crit, never None."""
-    ps = [probe(0.5, "lazy"), probe(0.9, "lazy"), probe(1.3, "lazy", collapsed=True),
-          probe(2.0, "divergent")]
-    assert rec.recommend(ps, CRIT, None)[:2] == (pytest.approx(0.9 * CRIT), Phase.LAZY)
+def test_a_collapsed_rate_below_eta_max_is_the_danger_edge():
+    """Collapse at 1.6·η_crit caps the target at 0.48·η_crit; collapsed probes are never picked."""
+    ps = [probe(0.3, "lazy"), probe(0.45, "lazy"), probe(1.3, "catapult"),
+          probe(1.6, "catapult", collapsed=True), probe(3.0, "catapult", collapsed=True),
+          probe(4.0, "divergent")]
+    assert rec.danger_edge(ps, 3.5 * CRIT) == (pytest.approx(1.6 * CRIT), "the smallest collapsed rate")
+    lr, phase, _ = rec.recommend(ps, CRIT, 3.5 * CRIT)
+    assert (lr, phase) == (pytest.approx(0.45 * CRIT), Phase.LAZY)
+
+
+def test_fallback_is_never_none_and_never_above_the_target():
+    """Nothing usable below the target: min(FALLBACK·η_crit, target), phase lazy."""
     lr, phase, reason = rec.recommend([probe(1.0, "divergent")], CRIT, None)
-    assert lr == pytest.approx(rec.FALLBACK * CRIT) and phase is Phase.LAZY
-    assert "fallback" in reason
+    assert phase is Phase.LAZY and "fallback" in reason
+    assert lr == pytest.approx(min(rec.FALLBACK, rec.SAFETY * 1.0) * CRIT)
+    ps = [probe(0.5, "lazy", collapsed=True), probe(3.0, "divergent")]
+    assert rec.recommend(ps, CRIT, None)[0] == pytest.approx(rec.SAFETY * 0.5 * CRIT)
+    assert rec.recommend([], CRIT, None)[0] == pytest.approx(rec.FALLBACK * CRIT)
 
 
-def test_no_divergence_uses_largest_catapult_probe_as_top():
-    """Without η_max the window's top is the largest catapult probe."""
+def test_no_divergence_uses_the_largest_probe_as_the_edge():
+    """Without η_max or collapse, D is the largest rate probed."""
     ps = [probe(1.0, "catapult"), probe(4.0, "catapult"), probe(16.0, "catapult")]
-    assert rec.target_lr(ps, None) == pytest.approx(4.0 * CRIT)
+    assert rec.danger_edge(ps, None)[0] == pytest.approx(16.0 * CRIT)
     assert rec.recommend(ps, CRIT, None)[0] == pytest.approx(4.0 * CRIT)

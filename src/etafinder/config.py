@@ -41,7 +41,7 @@ class ProbeConfig:
     curvature: str = "ggn"
     grid: tuple[float, ...] = DEFAULT_GRID
     lrs: tuple[float, ...] | None = None
-    max_steps: int = 200
+    max_steps: int = 100
     min_steps: int = 20
     bisect_tol: float = 0.05
     bisect_points: int | None = None

@@ -26,9 +26,11 @@ RISE = 0.1
 #: A run "grows without bound" once its loss exceeds DIVERGE × max(start loss, constant-predictor loss).
 #: A catapult's peak grows with width (≈ n·(ηλ₀ − 2) in the solvable model), so this is generous.
 DIVERGE = 1e6
-#: The end curvature is "at or below the stability edge" 2(1+β)/η when it is ≤ (1 + EDGE_SLACK) × edge:
-#: it is measured to 1% and gradient descent hovers at the edge (Cohen et al. 2021).
-EDGE_SLACK = 0.1
+#: The end curvature is "at or below the stability edge" 2(1+β)/η when it is ≤ (1 + EDGE_SLACK) × edge.
+#: Gradient descent at the edge of stability hovers at and somewhat above 2/η while the loss still
+#: falls (Cohen et al. 2021): on the digits MLP (benchmarks/) runs at 3.5–4.5·η_crit sat at
+#: 1.09–1.21× the edge with the loss at 0.03–0.07× its start, and trained to 99% accuracy.
+EDGE_SLACK = 0.25
 #: From a fresh start a run "converges" when its final loss is ≤ CONVERGE × its start loss.
 CONVERGE = 1.0
 #: A start is "trained" when its loss is ≤ TRAINED_START × the best constant predictor's loss; there a
@@ -49,7 +51,7 @@ LAZY_MARGIN = 0.95
 #: iteration at ηλ₀): the nonlinearity has tamed it without a catapult (curvature fell to the edge).
 AMPLIFY = 1e6
 #: A run that rose may stop once every loss of the last SETTLE_WINDOW steps is back at its settling
-#: target and its curvature is at or below the edge (else it runs on, re-checked every window).
+#: target and its curvature is at or below the edge (else it runs on, re-checked on a doubling schedule).
 SETTLE_WINDOW = 5
 
 THRESHOLDS = {

@@ -164,7 +164,8 @@ def _step_all(ctx: ProbeContext, lrs: Sequence[float], config: ProbeConfig, use_
                     runs.matvecs[i] += mv
                     runs.curvature[i] = (value, conv)
                     if value > (1.0 + EDGE_SLACK) * stability_edge(runs.lrs[i], beta):
-                        runs.next_check[i] = step + SETTLE_WINDOW
+                        # re-check on a doubling schedule: each check costs a Lanczos solve
+                        runs.next_check[i] = max(step + SETTLE_WINDOW, 2 * step)
                         reason = None
             if reason is not None or step == config.max_steps:
                 runs.decided[i] = reason
