@@ -1095,6 +1095,20 @@ def test_data_file_overrides_data_function(tmp_path: Path) -> None:
     assert load_problem(str(model), data=str(tmp_path / "d.npz")).info["total_samples"] == 4
 
 
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64"])
+def test_wide_unsigned_data_is_widened(dtype: str, tmp_path: Path) -> None:
+    """torch's uint16/32/64 lack most operations: such arrays load as int64 (here: mse targets).
+
+    Args:
+        dtype: the numpy dtype of the targets.
+        tmp_path: pytest's folder.
+    """
+    model = write(tmp_path, source(data=""))
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 3)), y=np.arange(8, dtype=dtype).reshape(4, 2))
+    loaded = load_problem(str(model), data=str(tmp_path / "d.npz"), samples=3)
+    assert loaded.problem.targets.shape == (3, 2) and loaded.rest_targets.shape == (1, 2)
+
+
 def test_mse_integer_targets_are_converted(tmp_path: Path) -> None:
     """mse with integer targets: converted to the output dtype, and the info says so.
 

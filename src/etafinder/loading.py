@@ -956,6 +956,14 @@ def _as_tensor(value: Any, source: str, what: str) -> Tensor:
                 f"{source}: {what} is an array of dtype {arr.dtype}; expected numbers",
                 "Convert it to a float or integer array.",
             )
+        if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
+            # torch's uint16/32/64 support almost no operations (index_select raises); widen
+            if arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+                raise InputError(
+                    f"{source}: {what} has uint64 values above int64's range",
+                    "Convert it to float64 or to smaller integers.",
+                )
+            arr = arr.astype(np.int64)
         try:
             t = torch.from_numpy(np.array(arr))  # a writable copy
         except TypeError as exc:
@@ -970,6 +978,8 @@ def _as_tensor(value: Any, source: str, what: str) -> Tensor:
             "Convert it with torch.as_tensor(...), e.g. for a list or a PIL image "
             "add a ToTensor() transform.",
         )
+    if t.dtype in (torch.uint16, torch.uint32, torch.uint64):
+        t = t.to(torch.int64)  # as for numpy above (uint64 wrap-around is the user's tensor's)
     if t.is_complex():
         raise InputError(
             f"{source}: {what} is complex ({t.dtype}); expected real numbers",
