@@ -44,10 +44,11 @@ per-seed ``d.timings`` there are measured beside another worker; the speed part 
 ``src/etafinder`` is copied once at start (a snapshot, its sha printed): every worker and timed
 process runs that same code even while the working tree changes.
 
-Rule experiments (for the choice of ``recommend.POSITION`` and the snapping rule):
+Rule experiments (for the choice of the recommendation rule's constants):
 
-* ``--position P`` monkeypatches ``etafinder.recommend.POSITION`` before every diagnosis (the real
-  rule, including its probe of the target);
+* ``--rule NAME=VALUE`` (repeatable) monkeypatches the numeric constant ``NAME`` of
+  ``etafinder.recommend`` (e.g. ``SAFETY=0.25``, or ``POSITION=0.3`` where that rule exists) before
+  every diagnosis: the real rule, including its probe of the target;
 * ``--positions P1,P2,…`` also trains, per seed, the exact (unsnapped) target
   ``η_lo^(1−P)·η_max^P`` of each P, from that seed's catapult window;
 * ``--fractions F1,…`` also trains ``F·η_max``; ``--multiples M1,…`` also trains ``M·η_crit``.
@@ -115,7 +116,7 @@ sys.path.insert(0, SRC)
 
 import importlib  # noqa: E402
 
-from models_digits import MODELS, N_TRAIN, digits  # noqa: E402
+from models_digits import MODELS, N_TRAIN, N_VAL, digits  # noqa: E402
 
 # the module itself (etafinder/__init__ may re-export a function named ``recommend``)
 ef_recommend = importlib.import_module("etafinder.recommend")
@@ -301,6 +302,32 @@ def run_lrfinder(kind: str, seed: int, split, batch: int) -> dict:
     }
 
 
+def parse_rule(text: str) -> tuple[str, float]:
+    """``"NAME=VALUE"`` → ``(NAME, VALUE)``, checked against ``etafinder.recommend``."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not isinstance(getattr(ef_recommend, name, None), int | float):
+        raise SystemExit(
+            f"--rule {text}: expected NAME=VALUE with NAME one of {rule_constants()} "
+            "(numeric constants of etafinder.recommend)"
+        )
+    return name, float(value)
+
+
+def apply_rule(rule: tuple) -> None:
+    for name, value in rule:
+        setattr(ef_recommend, name, value)
+
+
+def rule_constants() -> dict:
+    """The numeric module constants of ``etafinder.recommend`` (the rule's knobs)."""
+    return {
+        k: v
+        for k, v in vars(ef_recommend).items()
+        if k.isupper() and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
 def seed_task(
     kind: str,
     s: int,
@@ -311,11 +338,11 @@ def seed_task(
     multiples: tuple,
     lrf_batch: int,
     threads: int,
-    position: float,
+    rule: tuple,
 ) -> dict:
     """Everything for one (model, seed): the three choices and every training run (a worker)."""
     torch.set_num_threads(threads)
-    ef_recommend.POSITION = position
+    apply_rule(rule)
     split = digits(kind)
     tm = time.perf_counter()
     r: dict = {"positions": {}, "fractions": {}, "multiples": {}}
@@ -612,7 +639,7 @@ def report_model(kind: str, res: dict, args) -> tuple[list[str], dict]:
             )
         )
     for key, label in (
-        ("positions", "POSITION={}"),
+        ("positions", "window pos {}"),
         ("fractions", "{}·η_max"),
         ("multiples", "{}·η_crit"),
     ):
@@ -722,10 +749,11 @@ def report_model(kind: str, res: dict, args) -> tuple[list[str], dict]:
         "vs_lrfinder_best": e_best >= l_best,
     }
     pf = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
+    vs = lambda pts: f"{round(pts * N_VAL / 100):+d}"  # noqa: E731  (accuracy points → samples)
     out.append(
         f"[{pf(checks['quality_best'])}] {kind}: etafinder median best val acc {e_best:.2f}% vs "
-        f"grid best {g_best:.2f}% (lr {fnum(best_lr)}): {e_best - g_best:+.2f} pts "
-        f"(target ≥ −{ACC_TOL_POINTS:g})"
+        f"grid best {g_best:.2f}% (lr {fnum(best_lr)}): {e_best - g_best:+.2f} pts = "
+        f"{vs(e_best - g_best)} val samples (target ≥ −{ACC_TOL_POINTS:g} pts)"
     )
     out.append(
         f"[{pf(checks['passes'])}] {kind}: etafinder passes {e_pass:,.0f} = "
@@ -736,7 +764,8 @@ def report_model(kind: str, res: dict, args) -> tuple[list[str], dict]:
     out.append(
         f"[{pf(checks['vs_lrfinder_best'])}] {kind}: etafinder median best val acc "
         f"{e_best:.2f}% vs "
-        f"lr-finder {l_best:.2f}%: {e_best - l_best:+.2f} pts (target ≥ 0)"
+        f"lr-finder {l_best:.2f}%: {e_best - l_best:+.2f} pts = {vs(e_best - l_best)} val samples "
+        "(target ≥ 0)"
     )
     out.append(
         f"[info] {kind}: final-step acc: etafinder {e_final:.2f}%, grid best {g_final:.2f}% "
@@ -836,10 +865,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also run torch-lr-finder with this minibatch size (information only; 0: off)",
     )
     ap.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="monkeypatch a numeric constant of etafinder.recommend for every diagnosis",
+    )
+    ap.add_argument(
         "--position",
         type=float,
         default=None,
-        help="monkeypatch etafinder.recommend.POSITION for every diagnosis",
+        help="shorthand for --rule POSITION=P (the window log-position rule, where it exists)",
     )
     ap.add_argument(
         "--positions", default="", help="offline: also train η_lo^(1-P)·η_max^P per seed"
@@ -857,7 +893,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[var] = str(args.threads)  # workers and timed processes inherit them
     torch.set_num_threads(args.threads)
     if args.position is not None:
-        ef_recommend.POSITION = args.position
+        args.rule.append(f"POSITION={args.position}")
+    rule = tuple(parse_rule(r) for r in args.rule)
+    apply_rule(rule)
     positions = [float(p) for p in args.positions.split(",") if p]
     fractions = [float(f) for f in args.fractions.split(",") if f]
     multiples = [float(m) for m in args.multiples.split(",") if m]
@@ -880,7 +918,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.jobs} worker process(es) for the quality part, {os.cpu_count()} CPUs, "
         f"python {platform.python_version()}, "
         f"etafinder rev {rev} (snapshot sha {os.environ.get('BENCH_RECOMMEND_SRC_SHA', '?')}), "
-        f"recommend.POSITION = {ef_recommend.POSITION}, "
+        f"recommend constants {rule_constants()}, "
         f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
         f"grid: {len(grid)} rates {fnum(grid[0])} … {fnum(grid[-1])} "
         f"(×{grid[1] / grid[0]:g} apart); "
@@ -902,7 +940,7 @@ def main(argv: list[str] | None = None) -> int:
             tuple(multiples),
             args.lrf_batch,
             args.threads,
-            ef_recommend.POSITION,
+            rule,
         )
         for k in kinds
         for s in seeds

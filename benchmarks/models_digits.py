@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 SPLIT_SEED = 0
 N_TRAIN = 1200
+N_VAL = 1797 - N_TRAIN  # load_digits has 1,797 samples
 N_CLASSES = 10
 
 
