@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from diagnosis_fixtures import make_diagnosis, make_report, probe
+from etafinder.config import ProbeConfig
 from etafinder.errors import InputError, ReportError
 from etafinder.report import (
     REQUIRED_KEYS,
@@ -63,7 +64,7 @@ def test_reader_sections():
     )
     assert r["lambda0_std"] == 0.37
     assert r["cost"]["total"] == r["cost"]["lambda0"] + r["cost"]["spread"] + r["cost"]["probes"]
-    assert r["config"]["max_steps"] == 200
+    assert r["config"]["max_steps"] == ProbeConfig().max_steps
 
 
 def test_probe_entries():
