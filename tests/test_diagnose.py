@@ -67,7 +67,7 @@ def test_uv_model_with_momentum_scales_the_lazy_edge_by_one_plus_beta():
     """
     problem, _ = uv_problem(1000, 0)
     config = ProbeConfig(momentum=0.9, max_steps=400)
-    probes, est = probes_at(problem, [0.5, 0.9, 0.95, 1.05, 1.3, 2.2], config)
+    probes, _ = probes_at(problem, [0.5, 0.9, 0.95, 1.05, 1.3, 2.2], config)
     phases = [p.phase for p in probes]
     assert phases == [Phase.LAZY] * 3 + [Phase.CATAPULT] + [Phase.DIVERGENT] * 2, \
         [p.reason for p in probes]

@@ -95,7 +95,7 @@ def test_thresholds_are_documented_and_match_constants():
 def test_collapse_needs_trivial_loss_vanishing_gradient_and_a_learner():
     """Collapsed only when at the constant predictor's loss, gradient gone, and a smaller rate learned."""
     const = math.log(10)
-    stuck = trace(decay(20, start=2.5, rate=0.99)[:-1] + [const * 1.01], grad_end=1e-4, dead=1.0)
+    stuck = trace([*decay(20, start=2.5, rate=0.99)[:-1], const * 1.01], grad_end=1e-4, dead=1.0)
     assert is_collapsed(stuck, [0.5], const)
     assert not is_collapsed(stuck, [const * 0.95], const)  # nothing smaller learned clearly
     assert not is_collapsed(stuck, [], const)

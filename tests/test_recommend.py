@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-import etafinder.recommend
+import etafinder.recommend  # noqa: F401  (for sys.modules below)
 from etafinder.types import Phase, ProbeResult, ProbeTrace
 
 CRIT = 0.2

@@ -1,7 +1,8 @@
 """λ₀: the top eigenvalue of the Gauss–Newton matrix ``G = Jᵀ H_out J``, matrix-free.
 
 ``G v`` is a forward-mode product ``J v`` (``torch.func.jvp``; traced once with ``torch.func.linearize``
-and reused when a solve runs past ``TRACE_AFTER`` products), the output Hessian (closed form for the built-in losses, see :mod:`etafinder.losses`) and a reverse-mode
+and reused when a solve runs past ``TRACE_AFTER`` products), the output Hessian (closed form for the
+built-in losses, see :mod:`etafinder.losses`) and a reverse-mode
 product ``Jᵀ u`` (one cached ``torch.func.vjp``). When the probe set's saved activations exceed a memory
 budget both are recomputed chunk by chunk instead. J is never materialised.
 
@@ -54,6 +55,10 @@ MIN_KRYLOV = 20  # Lanczos vectors a random start builds before it may stop (mod
 #: 0.2–0.3 of one per product, so it pays off only after ~28 (MLP) to ~55 (CNN) products — more than
 #: a default solve's 20. Longer solves (tight tolerances, power iteration) still get it.
 TRACE_AFTER = 30
+
+
+#: ``(value, unit eigenvector, iterations, relative residual, converged, Ritz-value history)``
+EigResult = tuple[float, Tensor, int, float, bool, list[float]]
 
 
 @dataclass(frozen=True)
@@ -249,7 +254,7 @@ class HessianOperator:
 
 def lanczos(matvec: Callable[[Tensor], Tensor], v0: Tensor, *, tol: float = DEFAULT_TOL,
             max_iter: int = DEFAULT_MAX_ITER, min_iter: int = 1,
-            callback: Callable[[int, float], None] | None = None) -> tuple[float, Tensor, int, float, bool, list[float]]:
+            callback: Callable[[int, float], None] | None = None) -> EigResult:
     """Top (largest algebraic) eigenpair of a symmetric operator by Lanczos with full reorthogonalisation.
 
     Args:
@@ -305,7 +310,7 @@ def lanczos(matvec: Callable[[Tensor], Tensor], v0: Tensor, *, tol: float = DEFA
 
 def power_iteration(matvec: Callable[[Tensor], Tensor], v0: Tensor, *, tol: float = DEFAULT_TOL,
                     max_iter: int = DEFAULT_MAX_ITER,
-                    callback: Callable[[int, float], None] | None = None) -> tuple[float, Tensor, int, float, bool, list[float]]:
+                    callback: Callable[[int, float], None] | None = None) -> EigResult:
     """Dominant eigenpair by power iteration (same stopping rule and return value as :func:`lanczos`).
 
     .. note:: converges at the rate ``λ₂/λ₁``; on clustered spectra that takes hundreds of matvecs.

@@ -31,7 +31,7 @@ EXTEND_FACTOR = 2.0
 EXTEND_TIMES = 2
 
 
-class Interrupted(Exception):  # noqa: N818 — it is what happened, not an error
+class Interrupted(Exception):
     """Raised when a diagnosis is interrupted (Ctrl-C); ``partial`` holds what was measured so far.
 
     Args:
