@@ -198,7 +198,8 @@ def diagnose(problem: Problem, config: ProbeConfig | None = None, *,
             bracket = eta_max_bracket(probes)
         eta_max = None if bracket is None else math.sqrt(bracket[0] * bracket[1])
         target = target_lr(probes, eta_max)
-        if target is not None and not any(abs(p.lr / target - 1.0) < 0.05 for p in probes):
+        # probe the target unless a probe sits at most 5% below it (recommend() takes none above it)
+        if target is not None and not any(target / 1.05 <= p.lr <= target * (1.0 + 1e-9) for p in probes):
             probes = run([target], "recommendation", None)
         state.update(eta_max=eta_max, bracket=bracket)
         timings["probes_s"] = time.perf_counter() - t1
