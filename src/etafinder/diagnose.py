@@ -172,12 +172,13 @@ def diagnose(problem: Problem, config: ProbeConfig | None = None, *,
 
         def run(lrs: Sequence[float], source: str, total: int | None) -> tuple[ProbeResult, ...]:
             new = run_probes(ctx, lrs, config)
-            for tr in new:
-                traces.append((tr, source))
-                labelled = {p.trace.lr: p for p in label(traces, ctx)}
-                progress("probe", {"done": len(traces), "total": total, "lr": tr.lr,
-                                   "phase": labelled[tr.lr].phase.value})
-            return label(traces, ctx)
+            traces.extend((tr, source) for tr in new)
+            labelled = label(traces, ctx)  # once per batch: collapse depends on the other probes
+            phase = {id(p.trace): p.phase.value for p in labelled}
+            for i, tr in enumerate(new):
+                progress("probe", {"done": len(traces) - len(new) + i + 1, "total": total,
+                                   "lr": tr.lr, "phase": phase[id(tr)]})
+            return labelled
 
         t1 = time.perf_counter()
         progress("stage", {"name": "grid"})

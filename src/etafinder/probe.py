@@ -109,11 +109,10 @@ def dead_fraction(fm: FunctionalModel, params: Tensor, x: Tensor) -> float | Non
 class _Runs:
     """The state of several probes stepping together."""
 
-    def __init__(self, ctx: ProbeContext, lrs: Sequence[float], config: ProbeConfig) -> None:
+    def __init__(self, ctx: ProbeContext, lrs: Sequence[float]) -> None:
         n = len(lrs)
         self.lrs = list(lrs)
         self.params = ctx.fm.params0.detach().unsqueeze(0).repeat(n, 1)
-        self.buf: Tensor | None = None
         self.losses: list[list[float]] = [[ctx.start_loss] for _ in range(n)]
         self.decided: list[str | None] = [None] * n
         self.grad_end = [math.nan] * n
@@ -136,7 +135,7 @@ def _batched_grad(ctx: ProbeContext, config: ProbeConfig, use_vmap: bool):
 
 def _step_all(ctx: ProbeContext, lrs: Sequence[float], config: ProbeConfig, use_vmap: bool,
               on_step: Callable[[], None] | None = None) -> _Runs:
-    runs = _Runs(ctx, lrs, config)
+    runs = _Runs(ctx, lrs)
     beta = config.momentum
     active = list(range(len(lrs)))
     gfn = _batched_grad(ctx, config, use_vmap)
